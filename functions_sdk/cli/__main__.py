@@ -1,0 +1,3 @@
+from functions_sdk.cli import fn
+
+fn()
