@@ -1,0 +1,1 @@
+"""The admin GraphQL API (Strawberry): schema, context, permissions, error transport."""
