@@ -399,7 +399,12 @@ def demo(
 @main.command()
 @server_options
 @click.option(
-    "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes."
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes. Each listens on its own SO_REUSEPORT socket, so the kernel "
+    "spreads connections over them; a worker that dies is restarted.",
 )
 @click.option(
     "--access-log/--no-access-log",
@@ -426,17 +431,18 @@ def _serve(
             create_app(settings), host=host, port=port, log_level="info", access_log=access_log
         )
         return
+    from cartwheel.serving import ServeOptions, serve_workers
+
     # Worker processes build their own app from the environment: hand the URL down.
     os.environ["DATABASE_URL"] = settings.database_url
-    uvicorn.run(
-        "cartwheel.cli:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-    )
+    try:
+        status = serve_workers(ServeOptions(host, port, access_log=access_log), workers)
+    except OSError as exc:
+        raise click.ClickException(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
+        ) from None
+    if status:
+        sys.exit(status)
 
 
 def app_from_env() -> Any:
