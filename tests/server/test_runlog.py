@@ -168,6 +168,40 @@ def test_writer_through_redis_and_ingestion(
     writer.close()
 
 
+def test_writer_gathers_the_runs_of_concurrent_checkouts_into_one_push(
+    engine: Engine, shop_id: int, tmp_path: Path, redis_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+
+    def pushes() -> int:
+        return int(client.info("commandstats").get("cmdstat_rpush", {}).get("calls", 0))
+
+    run_queue = RunLogQueue.from_url(redis_url, timeout_s=5)
+    writer = RunLogWriter(engine, Spool(tmp_path / "spool.jsonl"), run_queue, linger_s=0.3)
+    before = pushes()
+    # Ten checkouts of three functions each, a run every millisecond: the writer
+    # lingers after the first and delivers them all at once.
+    for i in range(30):
+        writer.submit(record(shop_id, i))
+        time.sleep(0.001)
+    deadline = time.monotonic() + 10
+    while run_queue.length() < 30 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert run_queue.length() == 30
+    assert pushes() - before == 1
+    writer.close()
+
+    # `flush` does not wait the linger out.
+    patient = RunLogWriter(engine, Spool(tmp_path / "spool.jsonl"), run_queue, linger_s=60)
+    started = time.monotonic()
+    patient.submit(record(shop_id, 30))
+    assert patient.flush(30)
+    assert time.monotonic() - started < 5
+    assert run_queue.length() == 31
+    patient.close()
+    client.close()
+
+
 def test_a_dead_consumer_batch_is_adopted(engine: Engine, shop_id: int, redis_url: str) -> None:
     run_queue = RunLogQueue.from_url(redis_url, timeout_s=5)
     run_queue.push([record(shop_id, i) for i in range(10)])
