@@ -81,11 +81,14 @@ class Storefront:
         self.settings = settings
         self._factory: sessionmaker[Session] | None = None
         self._pipeline: CheckoutPipeline | None = None
+        self._threads: anyio.CapacityLimiter | None = None
 
     def start(self, engine: Engine, factory: sessionmaker[Session]) -> None:
         """Create the checkout pipeline (module cache, run-log writer)."""
         assert self.settings.module_cache_dir is not None  # Settings fills it
         self._factory = factory
+        # Created here, in the event loop that will use it.
+        self._threads = anyio.CapacityLimiter(self.settings.storefront_threads)
         self._pipeline = CheckoutPipeline(
             module_cache=ModuleCache(self.settings.module_cache_dir),
             run_log=RunLogWriter.from_settings(self.settings, engine),
@@ -165,7 +168,10 @@ class Storefront:
                         ) from None
             token = _bearer(request)
             call = _Call(request.path_params, dict(request.query_params), body, token)
-            status, payload = await anyio.to_thread.run_sync(self._in_session, handler, call)
+            # At most `storefront_threads` at once (see Settings): the rest queue here.
+            status, payload = await anyio.to_thread.run_sync(
+                self._in_session, handler, call, limiter=self._threads
+            )
             return Response(
                 orjson.dumps(payload), status_code=status, media_type="application/json"
             )

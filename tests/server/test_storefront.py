@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -274,3 +277,53 @@ def test_checkout_prices_and_debug_only_for_admin(env: Env, tmp_path: Path) -> N
     (fn,) = debug["diagnostics"]["functions"]
     assert (fn["status"], fn["operations"]) == ("succeeded", 1)
     assert debug["diagnostics"]["timingsMs"]["wasm"] > 0
+
+
+def _peak_connections_in_use(settings: Settings, storefront: dict[str, str], cart: str) -> int:
+    """Most pooled database connections in use at once while 8 threads each send 15
+    checkouts of `cart` to an app built with `settings` (a storefront request holds
+    one for as long as it runs in its worker thread)."""
+    app = create_app(settings)
+    peak = 0
+    with AppClient(app) as client:
+        pool = app.state.services.engine.pool
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, pool.checkedout())
+                time.sleep(0.0002)
+
+        def checkouts() -> None:
+            for _ in range(15):
+                response = client.post(f"/storefront/carts/{cart}/checkout", headers=storefront)
+                assert response.status_code == 200
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        buyers = [threading.Thread(target=checkouts) for _ in range(8)]
+        for t in buyers:
+            t.start()
+        for t in buyers:
+            t.join()
+        done.set()
+        sampler.join()
+    return peak
+
+
+def test_storefront_threads_bound_the_checkouts_a_process_runs_at_once(env: Env) -> None:
+    cart = env.post("/storefront/carts", {"lines": [{"merchandiseId": env.variants[0]}]})
+    key = cart.json()["id"].rsplit("/", 1)[1]
+    bounded = dataclasses.replace(env.settings, storefront_threads=2)
+    assert 1 <= _peak_connections_in_use(bounded, env.storefront, key) <= 2
+    # The same load with room for 8 does run more at once (the sampling sees it).
+    roomy = dataclasses.replace(env.settings, storefront_threads=8)
+    assert _peak_connections_in_use(roomy, env.storefront, key) > 2
+
+
+def test_storefront_threads_setting() -> None:
+    assert Settings.from_env({}).storefront_threads == 2
+    assert Settings.from_env({"CARTWHEEL_STOREFRONT_THREADS": "4"}).storefront_threads == 4
+    with pytest.raises(ValueError, match="CARTWHEEL_STOREFRONT_THREADS must be at least 1"):
+        Settings.from_env({"CARTWHEEL_STOREFRONT_THREADS": "0"})
