@@ -4,7 +4,16 @@ SQLite (the embedded default) gets the pragmas a server needs: WAL so readers ne
 wait for the writer, enforced foreign keys, a busy timeout instead of instant
 "database is locked", and real transactions (pysqlite's own BEGIN handling is replaced by
 an explicit BEGIN so that SAVEPOINTs and the transaction boundaries SQLAlchemy asks for
-are the ones that happen). PostgreSQL (production) gets a checked connection pool.
+are the ones that happen). PostgreSQL (production) gets a connection pool whose JSON
+columns decode with orjson.
+
+Dead connections are handled optimistically, not with a ping before every checkout
+(``pool_pre_ping``: a round trip per request, ≈ 10 % of a checkout's database work):
+the first statement that meets a connection the server dropped fails with
+``connection_invalidated``, and SQLAlchemy then discards every connection of the pool
+opened before it, so one request per process sees the restart. The storefront retries
+such a request once (`cartwheel.storefront`); the admin API answers it 503
+DATABASE_UNAVAILABLE, which clients retry.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -50,7 +60,10 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     url = make_url(settings.database_url)
     if is_sqlite(url):
         return _sqlite_engine(url, **kwargs)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # The stdlib json decoded every JSON column (line attributes, tags, scopes): ≈ 0.3 ms
+    # of a 20-line checkout; orjson parses the same documents (PostgreSQL never holds
+    # the NaN / Infinity the stdlib would also accept).
+    options: dict[str, Any] = {"json_deserializer": orjson.loads}
     if "poolclass" not in kwargs:
         options.update(pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW)
     options.update(kwargs)
@@ -94,6 +107,17 @@ def session_factory(engine: Engine | Connection, **options: Any) -> sessionmaker
 
     options.setdefault("expire_on_commit", False)
     return guard_sessions(sessionmaker(bind=engine, **options))
+
+
+def autocommit_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests that only read (a checkout, which writes at most a token's
+    last use): on PostgreSQL each statement commits by itself, which saves the BEGIN and
+    COMMIT round trips of a transaction. Reads see what is committed when each
+    statement starts, as they do in a READ COMMITTED transaction. SQLite keeps its
+    transactions (no round trips to save)."""
+    if is_sqlite(engine.url):
+        return session_factory(engine)
+    return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 @contextmanager

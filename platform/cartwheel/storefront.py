@@ -34,6 +34,7 @@ from typing import Any
 import anyio
 import orjson
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,6 +42,7 @@ from starlette.routing import Mount, Route
 
 from cartwheel.apply import PricedCheckout
 from cartwheel.checkout import CheckoutPipeline, CheckoutResult
+from cartwheel.db import autocommit_session_factory
 from cartwheel.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -80,6 +82,7 @@ class Storefront:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._factory: sessionmaker[Session] | None = None
+        self._read_factory: sessionmaker[Session] | None = None
         self._pipeline: CheckoutPipeline | None = None
         self._threads: anyio.CapacityLimiter | None = None
 
@@ -87,6 +90,7 @@ class Storefront:
         """Create the checkout pipeline (module cache, run-log writer)."""
         assert self.settings.module_cache_dir is not None  # Settings fills it
         self._factory = factory
+        self._read_factory = autocommit_session_factory(engine)
         # Created here, in the event loop that will use it.
         self._threads = anyio.CapacityLimiter(self.settings.storefront_threads)
         self._pipeline = CheckoutPipeline(
@@ -115,7 +119,9 @@ class Storefront:
         """The storefront routes, relative to `PREFIX`."""
         return [
             Route("/carts", self._endpoint(self._create_cart), methods=["POST"]),
-            Route("/carts/{cart}", self._endpoint(self._get_cart), methods=["GET"]),
+            Route(
+                "/carts/{cart}", self._endpoint(self._get_cart, reads_only=True), methods=["GET"]
+            ),
             Route("/carts/{cart}/lines", self._endpoint(self._add_lines), methods=["POST"]),
             Route(
                 "/carts/{cart}/lines/{line}",
@@ -147,14 +153,22 @@ class Storefront:
                 self._endpoint(self._discount_codes),
                 methods=["PUT"],
             ),
-            Route("/carts/{cart}/checkout", self._endpoint(self._checkout), methods=["POST"]),
+            Route(
+                "/carts/{cart}/checkout",
+                self._endpoint(self._checkout, reads_only=True),
+                methods=["POST"],
+            ),
         ]
 
     # -- plumbing ----------------------------------------------------------------------
 
     def _endpoint(
-        self, handler: Callable[[_Call], tuple[int, Any]]
+        self, handler: Callable[[_Call], tuple[int, Any]], *, reads_only: bool = False
     ) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint running `handler` in a worker thread, in a session of its own:
+        a transaction, or for `reads_only` handlers (checkout evaluation, reading a
+        cart) autocommitted statements (`cartwheel.db.autocommit_session_factory`)."""
+
         async def endpoint(request: Request) -> Response:
             body: Any = None
             if request.method in {"POST", "PUT", "PATCH"}:
@@ -170,7 +184,7 @@ class Storefront:
             call = _Call(request.path_params, dict(request.query_params), body, token)
             # At most `storefront_threads` at once (see Settings): the rest queue here.
             status, payload = await anyio.to_thread.run_sync(
-                self._in_session, handler, call, limiter=self._threads
+                self._in_session, handler, call, reads_only, limiter=self._threads
             )
             return Response(
                 orjson.dumps(payload), status_code=status, media_type="application/json"
@@ -179,11 +193,26 @@ class Storefront:
         return endpoint
 
     def _in_session(
-        self, handler: Callable[[_Call], tuple[int, Any]], call: _Call
+        self, handler: Callable[[_Call], tuple[int, Any]], call: _Call, reads_only: bool
     ) -> tuple[int, Any]:
-        if self._factory is None:
+        try:
+            return self._in_session_once(handler, call, reads_only)
+        except DBAPIError as exc:
+            # The first statement met a pooled connection the database dropped while it
+            # sat idle (a restart, an idle timeout): SQLAlchemy has discarded the pool's
+            # older connections, nothing ran yet, so the request runs again once on a
+            # new one (`cartwheel.db` pings no connection before use).
+            if not exc.connection_invalidated or call.context is not None:
+                raise
+            return self._in_session_once(handler, call, reads_only)
+
+    def _in_session_once(
+        self, handler: Callable[[_Call], tuple[int, Any]], call: _Call, reads_only: bool
+    ) -> tuple[int, Any]:
+        factory = self._read_factory if reads_only else self._factory
+        if factory is None:
             raise RuntimeError("Storefront.start() was not called (the app lifespan does it).")
-        with self._factory() as session, session.begin():
+        with factory() as session, session.begin():
             context = authenticate(session, call.token)
             if not (
                 context.has_scope(TokenScope.STOREFRONT.value)

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from cartwheel.api.testclient import AppClient
 from cartwheel.app import create_app
@@ -327,3 +328,32 @@ def test_storefront_threads_setting() -> None:
     assert Settings.from_env({"CARTWHEEL_STOREFRONT_THREADS": "4"}).storefront_threads == 4
     with pytest.raises(ValueError, match="CARTWHEEL_STOREFRONT_THREADS must be at least 1"):
         Settings.from_env({"CARTWHEEL_STOREFRONT_THREADS": "0"})
+
+
+def test_a_checkout_on_a_connection_the_database_dropped_is_retried_once(env: Env) -> None:
+    cart = env.post("/storefront/carts", {"lines": [{"merchandiseId": env.variants[0]}]})
+    key = cart.json()["id"].rsplit("/", 1)[1]
+    tagged = dataclasses.replace(
+        env.settings, database_url=env.settings.database_url + "?application_name=dropped"
+    )
+    with AppClient(create_app(tagged)) as client:
+        path = f"/storefront/carts/{key}/checkout"
+        first = client.post(path, headers=env.storefront)
+        assert first.status_code == 200
+        # This app's pooled connections die while idle (as in a database restart); no
+        # connection is pinged before use, so the next request meets a dead one first.
+        engine = make_engine(env.settings)
+        try:
+            with engine.connect() as conn:
+                killed = conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = 'dropped'"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert killed >= 1
+        again = client.post(path, headers=env.storefront)
+        assert again.status_code == 200, again.text
+        assert again.json()["totals"] == first.json()["totals"]
