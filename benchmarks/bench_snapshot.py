@@ -49,9 +49,12 @@ from cartwheel.models import (
 from cartwheel.settings import Settings
 from cartwheel.snapshot import (
     CartFacts,
+    CartRecord,
+    CustomerFacts,
     DeliveryOptionFacts,
     LineFacts,
     PaymentMethodFacts,
+    ShopFacts,
     build_snapshot,
     load_cart_facts,
 )
@@ -95,8 +98,9 @@ def naive_cart_facts(scope: ShopScope, cart_id: int) -> CartFacts:
     if cart.customer is not None:
         metafields[(MetafieldOwnerType.CUSTOMER, cart.customer.id)] = of(cart.customer)
     return CartFacts(
-        shop=shop,
-        cart=cart,
+        shop=ShopFacts.of(shop),
+        cart=CartRecord.of(cart),
+        customer=CustomerFacts.of(cart.customer) if cart.customer is not None else None,
         lines=[LineFacts.of(line) for line in lines],
         collection_ids=collections,
         metafields={key: value for key, value in metafields.items() if value},

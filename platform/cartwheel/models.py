@@ -363,8 +363,15 @@ class Customer(Timestamps, ShopOwned):
     @property
     def display_name(self) -> str:
         """Full name, else email, else "Customer <id>" (Shopify's `displayName`)."""
-        name = " ".join(p for p in (self.first_name, self.last_name) if p)
-        return name or self.email or f"Customer {self.id}"
+        return customer_display_name(self.id, self.first_name, self.last_name, self.email)
+
+
+def customer_display_name(
+    customer_id: int, first_name: str | None, last_name: str | None, email: str | None
+) -> str:
+    """Full name, else email, else "Customer <id>" (Shopify's `displayName`)."""
+    name = " ".join(p for p in (first_name, last_name) if p)
+    return name or email or f"Customer {customer_id}"
 
 
 class Cart(Timestamps, ShopOwned):
