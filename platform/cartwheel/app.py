@@ -13,6 +13,7 @@ one handler per transport: `PlatformError` and the SDK's `CartwheelError` as JSO
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -365,6 +366,19 @@ async def metrics_endpoint(request: Request) -> Response:
 # --- factory ------------------------------------------------------------------------
 
 
+def freeze_startup_objects() -> None:
+    """Move every object alive now (modules, the GraphQL schema, the Function API
+    registry: what lives as long as the process) out of the garbage collector's view.
+
+    A full collection walks every tracked object; in a serving process that was
+    ≈ 170,000 objects and 65-90 ms, and the garbage of large checkouts triggered one
+    every few dozen of them: the p99 of a 200-line evaluate was 94 ms, 13 ms with the
+    startup objects frozen. The lifespan unfreezes them at shutdown.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings) -> Starlette:
     """The Cartwheel server for `settings` (see the module docstring).
 
@@ -409,9 +423,11 @@ def create_app(settings: Settings) -> Starlette:
             aioredis=async_redis,
         )
         storefront.start(engine, factory)
+        freeze_startup_objects()
         try:
             yield
         finally:
+            gc.unfreeze()
             storefront.close()
             if async_redis is not None:
                 await async_redis.aclose()
