@@ -117,6 +117,8 @@ class Services:
     """Synchronous client (RQ, deploy jobs); None without Redis."""
     aioredis: AsyncRedis | None
     """Asynchronous client (rate limits, health); None without Redis."""
+    storefront: Storefront
+    """The storefront routes and the checkout pipeline (with its run-log writer)."""
 
 
 # --- middleware ---------------------------------------------------------------------
@@ -421,6 +423,7 @@ def create_app(settings: Settings) -> Starlette:
             deployer=Deployer(settings, factory, queue=queue),
             redis=sync_redis,
             aioredis=async_redis,
+            storefront=storefront,
         )
         storefront.start(engine, factory)
         freeze_startup_objects()

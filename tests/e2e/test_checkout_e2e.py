@@ -259,8 +259,12 @@ def store(
 
 
 def ingest_all(store: Store) -> None:
-    """What `cartwheel runlog ingest` does, until the queue is empty."""
+    """What `cartwheel runlog ingest` does, until the queue is empty, once the app's
+    run-log writer has delivered every run so far (it lingers to batch them)."""
     assert store.settings.redis_url is not None
+    writer = store.client.app.state.services.storefront.pipeline.run_log
+    assert writer is not None
+    assert writer.flush(30)
     stop = threading.Event()
     stop.set()
     run_ingest_loop(RunLogQueue.from_url(store.settings.redis_url, timeout_s=5), store.engine, stop)
