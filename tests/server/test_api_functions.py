@@ -576,6 +576,49 @@ def _seed_runs(api: Api, function_id: str, shop_id: int, count: int) -> list[int
     return ids
 
 
+def test_cart_transform_create_list_disable(api: Api) -> None:
+    transform_fn = _function(api, "cart.transform.run", "bundle")
+    created = api.ok(
+        """mutation($f: ID!) { cartTransformCreate(input: {functionId: $f, title: "Bundles",
+        metafields: [{namespace: "cartwheel", key: "function-configuration", type: JSON,
+        value: "{}"}]}) { id title enabled functionId metafields { key } } }""",
+        {"f": transform_fn},
+        token=api.a.admin,
+    )["cartTransformCreate"]
+    assert created["id"].startswith("gid://cartwheel/CartTransform/")
+    assert (created["title"], created["enabled"], created["functionId"]) == (
+        "Bundles",
+        True,
+        transform_fn,
+    )
+    assert created["metafields"] == [{"key": "function-configuration"}]
+    disabled = api.ok(
+        """mutation($id: ID!) { functionInstanceDisable(id: $id) {
+        __typename ... on CartTransform { enabled } } }""",
+        {"id": created["id"]},
+        token=api.a.admin,
+    )
+    assert disabled["functionInstanceDisable"] == {"__typename": "CartTransform", "enabled": False}
+    assert api.ok("{ cartTransforms { id enabled } }", token=api.a.admin) == {
+        "cartTransforms": [{"id": created["id"], "enabled": False}]
+    }
+    one = api.ok(
+        "query($id: ID!) { functionInstance(id: $id) { ... on CartTransform { title } } }",
+        {"id": created["id"]},
+        token=api.a.admin,
+    )
+    assert one == {"functionInstance": {"title": "Bundles"}}
+    # Only a cart.transform.run function backs a cart transform; another shop sees none.
+    payment_fn = _function(api, "cart.payment-methods.transform.run", "not-a-transform")
+    mismatch = api.error(
+        'mutation($f: ID!) { cartTransformCreate(input: {functionId: $f, title: "x"}) { id } }',
+        {"f": payment_fn},
+        token=api.a.admin,
+    )
+    assert mismatch["extensions"]["code"] == "TARGET_MISMATCH"
+    assert api.ok("{ cartTransforms { id } }", token=api.b.admin) == {"cartTransforms": []}
+
+
 def test_function_runs_filter_and_paginate(api: Api) -> None:
     function_id = _function(api, DISCOUNT_TARGET, "logged")
     _seed_runs(api, function_id, api.a.shop_id, 7)

@@ -23,6 +23,7 @@ from cartwheel.api.store import (
     page_size,
 )
 from cartwheel.api.types import (
+    CartTransform,
     CombinesWithInput,
     Connection,
     DeliveryCustomization,
@@ -107,7 +108,9 @@ class DiscountUpdateInput:
     metafields: list[MetafieldInput] | None = strawberry.UNSET
 
 
-@strawberry.input(description="A new delivery or payment customization backed by a function.")
+@strawberry.input(
+    description="A new delivery or payment customization, or cart transform, backed by a function."
+)
 class CustomizationCreateInput:
     function_id: strawberry.ID
     title: str
@@ -154,9 +157,7 @@ def _node(i: m.FunctionInstance, metafields: list[m.Metafield]) -> Any:
         return PaymentCustomization.from_model(i, metafields)
     if i.kind is m.InstanceKind.VALIDATION:
         return Validation.from_model(i, metafields)
-    raise InvalidRequestError(
-        f"{i.gid} is a cart transform, which the admin API does not expose yet."
-    )
+    return CartTransform.from_model(i, metafields)
 
 
 def _instance(scope: ShopScope, id: str, kind: m.InstanceKind | None) -> m.FunctionInstance:
@@ -322,6 +323,14 @@ class FunctionsQuery:
     def validations(self, info: Info_) -> list[Validation]:
         scope = info.context.scope
         rows = scope.list(m.FunctionInstance, m.FunctionInstance.kind == m.InstanceKind.VALIDATION)
+        return _instance_nodes(scope, rows)
+
+    @field(ADMIN, description="The shop's cart transforms.")
+    def cart_transforms(self, info: Info_) -> list[CartTransform]:
+        scope = info.context.scope
+        rows = scope.list(
+            m.FunctionInstance, m.FunctionInstance.kind == m.InstanceKind.CART_TRANSFORM
+        )
         return _instance_nodes(scope, rows)
 
     @field(
@@ -543,7 +552,22 @@ class FunctionsMutation:
 
     @mutation(
         ADMIN,
-        description="Enable a function instance (discount, customization or validation).",
+        description="Create a cart transform (a function of target cart.transform.run).",
+    )
+    def cart_transform_create(self, info: Info_, input: CustomizationCreateInput) -> CartTransform:
+        return _create_instance(  # type: ignore[no-any-return]
+            info,
+            m.InstanceKind.CART_TRANSFORM,
+            input.function_id,
+            input.title,
+            input.enabled,
+            input.metafields,
+        )
+
+    @mutation(
+        ADMIN,
+        description="Enable a function instance (discount, customization, validation or cart "
+        "transform).",
     )
     def function_instance_enable(self, info: Info_, id: strawberry.ID) -> FunctionInstance:
         return _set_enabled(info, id, True)  # type: ignore[no-any-return]

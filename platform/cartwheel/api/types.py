@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
 import strawberry
 
@@ -397,8 +397,8 @@ class Discount:
         )
 
 
-@strawberry.type(description="A delivery customization (hide, move, rename options).")
-class DeliveryCustomization:
+@strawberry.type(description="The fields every function instance has.")
+class _InstanceFields:
     id: strawberry.ID
     title: str
     function_id: strawberry.ID
@@ -406,31 +406,21 @@ class DeliveryCustomization:
     metafields: list[Metafield]
 
     @classmethod
-    def from_model(
-        cls, i: m.FunctionInstance, metafields: list[m.Metafield]
-    ) -> DeliveryCustomization:
+    def from_model(cls, i: m.FunctionInstance, metafields: list[m.Metafield]) -> Self:
         return cls(
             **_instance_common(i),  # type: ignore[arg-type]
             metafields=[Metafield.from_model(mf, i.gid) for mf in metafields],
         )
+
+
+@strawberry.type(description="A delivery customization (hide, move, rename options).")
+class DeliveryCustomization(_InstanceFields):
+    pass
 
 
 @strawberry.type(description="A payment customization (hide, move, rename methods).")
-class PaymentCustomization:
-    id: strawberry.ID
-    title: str
-    function_id: strawberry.ID
-    enabled: bool
-    metafields: list[Metafield]
-
-    @classmethod
-    def from_model(
-        cls, i: m.FunctionInstance, metafields: list[m.Metafield]
-    ) -> PaymentCustomization:
-        return cls(
-            **_instance_common(i),  # type: ignore[arg-type]
-            metafields=[Metafield.from_model(mf, i.gid) for mf in metafields],
-        )
+class PaymentCustomization(_InstanceFields):
+    pass
 
 
 @strawberry.type(description="A checkout validation.")
@@ -451,8 +441,16 @@ class Validation:
         )
 
 
+@strawberry.type(
+    description="A cart transform: its function expands, merges or updates cart lines "
+    "before the other functions run."
+)
+class CartTransform(_InstanceFields):
+    pass
+
+
 FunctionInstance = Annotated[
-    Discount | DeliveryCustomization | PaymentCustomization | Validation,
+    Discount | DeliveryCustomization | PaymentCustomization | Validation | CartTransform,
     strawberry.union("FunctionInstance"),
 ]
 
