@@ -42,8 +42,9 @@ POOL_SIZE = 10
 POOL_MAX_OVERFLOW = 10
 """Extra PostgreSQL connections opened under a burst, closed when returned."""
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-"""The Alembic script directory (next to `platform/` in the source tree)."""
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+"""The Alembic script directory, shipped inside the package (an installed wheel can
+migrate its database: `cartwheel db upgrade`)."""
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -131,14 +132,14 @@ def alembic_config(database_url: str | None = None, *, connection: Connection | 
     """The Alembic configuration for this project.
 
     `connection` (preferred by tests) or `database_url` overrides the URL that
-    `migrations/env.py` would otherwise read from the environment through `Settings`.
+    `cartwheel/migrations/env.py` would otherwise read from the environment through `Settings`.
     """
     from alembic.config import Config
 
     if not MIGRATIONS_DIR.is_dir():
         raise DatabaseNotReadyError(
-            f"The migrations directory {MIGRATIONS_DIR} is missing; run Cartwheel from a "
-            "source checkout or an installation that ships `migrations/`."
+            f"The migrations directory {MIGRATIONS_DIR} is missing: this installation of "
+            "Cartwheel is incomplete; reinstall the package."
         )
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -166,7 +167,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str | None:
-    """The newest revision in `migrations/`."""
+    """The newest revision in `cartwheel/migrations/`."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -11,7 +11,7 @@ Conventions:
 - states are `str` enums stored as their value in a VARCHAR (no native enum types, so a
   new state is a code change, not a migration that locks a table).
 
-Alembic migrations in `migrations/` match this module exactly
+Alembic migrations in `cartwheel/migrations/` match this module exactly
 (`tests/server/test_migrations.py` runs autogenerate's comparison to prove it).
 """
 
