@@ -1,10 +1,14 @@
 """Project templates for `cartwheel fn init`.
 
-Each language has a `base/` (build files, `cartwheel.toml`, README), a complete
-function for the target its example implements (`targets/<target>/`: the tiered VIP
-discount in Rust, the remote-area delivery customization in C, copied from
-`examples/`) and a `generic/` starter for every other target that reads its input and
-configuration and returns no operation. Files are copied with the placeholders
+Each language has a `base/` (build files, `cartwheel.toml`, README), an example in the
+repository's `examples/` (the tiered VIP discount in Rust, the remote-area delivery
+customization in C) whose sources are the complete function for its target and whose
+shared files (`.cargo/config.toml`, the C JSON parser) every project of the language
+gets, and a `generic/` starter for every other target that reads its input and
+configuration and returns no operation. The examples are read where they are in a
+source checkout; the wheel carries their sources under `templates/examples/` (see
+pyproject.toml, ``force-include``), so there is one copy of each in the repository.
+Files are copied with the placeholders
 ``__CARTWHEEL_NAME__``, ``__CARTWHEEL_NAME_TOML__`` (a quoted TOML string),
 ``__CARTWHEEL_HANDLE__``, ``__CARTWHEEL_TARGET__`` and ``__CARTWHEEL_OWNER__`` (the
 target's owner field, e.g. ``discount``) replaced.
@@ -25,6 +29,33 @@ LANGUAGES = ("rust", "c")
 """Languages `cartwheel fn init --lang` can scaffold."""
 
 TEMPLATES_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """The example project a language's templates reuse."""
+
+    name: str
+    """Its folder under `examples/`."""
+    target: str
+    """The target it implements: `fn init` for that target starts from it."""
+    shared: tuple[str, ...]
+    """Files every project of the language gets from it."""
+
+
+EXAMPLES = {
+    "rust": Example("discount-function", "cart.lines.discounts.generate.run", (".cargo",)),
+    "c": Example(
+        "delivery-customization",
+        "cart.delivery-options.transform.run",
+        ("src/json.c", "src/json.h"),
+    ),
+}
+"""Per language, its example. The wheel carries `EXAMPLE_PARTS` of each (pyproject.toml)."""
+
+EXAMPLE_PARTS = ("src", "fixtures", "input.graphql", ".cargo")
+"""What of an example a project starting from it gets (the module and build output
+are not copied)."""
 
 
 class InitError(CartwheelError):
@@ -92,9 +123,16 @@ def create_project(name: str, target: str, language: str, dest: Path) -> Scaffol
         )
 
     lang_dir = TEMPLATES_DIR / language
-    specific = lang_dir / "targets" / target
-    starter = "example" if specific.is_dir() else "generic"
-    sources = [lang_dir / "base", specific if starter == "example" else lang_dir / "generic"]
+    example = EXAMPLES[language]
+    example_dir = _example_dir(example.name)
+    starter = "example" if target == example.target else "generic"
+    # (what to copy, the folder its paths are relative to)
+    sources = [(lang_dir / "base", lang_dir / "base")]
+    if starter == "example":
+        sources += [(example_dir / part, example_dir) for part in EXAMPLE_PARTS]
+    else:
+        sources += [(example_dir / shared, example_dir) for shared in example.shared]
+        sources.append((lang_dir / "generic", lang_dir / "generic"))
     replacements = {
         "__CARTWHEEL_NAME_TOML__": json.dumps(name, ensure_ascii=False),
         "__CARTWHEEL_NAME__": name,
@@ -103,11 +141,14 @@ def create_project(name: str, target: str, language: str, dest: Path) -> Scaffol
         "__CARTWHEEL_OWNER__": owner,
     }
     written: list[Path] = []
-    for source in sources:
-        for path in sorted(source.rglob("*")):
+    for source, relative_to in sources:
+        if not source.exists():
+            continue  # a part this example does not have (C has no .cargo/)
+        paths = [source] if source.is_file() else sorted(source.rglob("*"))
+        for path in paths:
             if not path.is_file() or "__pycache__" in path.parts:
                 continue
-            out = dest / path.relative_to(source)
+            out = dest / path.relative_to(relative_to)
             out.parent.mkdir(parents=True, exist_ok=True)
             text = path.read_text(encoding="utf-8")
             for placeholder, value in replacements.items():
@@ -122,4 +163,18 @@ def create_project(name: str, target: str, language: str, dest: Path) -> Scaffol
         language=language,
         starter=starter,
         files=tuple(written),
+    )
+
+
+def _example_dir(name: str) -> Path:
+    """Example `name`'s sources: carried in the wheel, else in the source checkout this
+    package runs from (an editable install). Raises `InitError` (INIT_TEMPLATES_MISSING)
+    for an installation that has neither."""
+    for root in (TEMPLATES_DIR / "examples", TEMPLATES_DIR.parents[1] / "examples"):
+        if (root / name / "src").is_dir():
+            return root / name
+    raise InitError(
+        f"The sources of the example {name!r} are missing from this installation of "
+        "Cartwheel; reinstall it (the wheel carries them under functions_sdk/templates/).",
+        code="INIT_TEMPLATES_MISSING",
     )

@@ -20,6 +20,8 @@ from functions_sdk.output import validate_output
 from functions_sdk.project import Fixture, Project, build, load_project
 from functions_sdk.query import QUERY_BYTES_LIMIT, QUERY_COST_LIMIT, compile_query
 from functions_sdk.runner import CompiledModule, RunResult, load_module, run
+from functions_sdk.templates import EXAMPLE_PARTS, create_project
+from functions_sdk.templates import EXAMPLES as TEMPLATE_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = {
@@ -27,7 +29,6 @@ EXAMPLES = {
     "delivery-customization": ROOT / "examples" / "delivery-customization",
 }
 CARTS = ROOT / "examples" / "carts"
-TEMPLATES = ROOT / "functions_sdk" / "templates"
 
 
 def _cases() -> Iterator[Any]:
@@ -288,26 +289,32 @@ def test_c_json_round_trips_any_text(
 
 
 # ---------------------------------------------------------------------------------
-# Templates stay copies of the examples; rebuilding the examples reproduces the modules.
+# `fn init` starts from the examples' sources; rebuilding the examples reproduces the modules.
 
 
-@pytest.mark.parametrize(
-    ("language", "example", "target"),
-    [
-        ("rust", "discount-function", "cart.lines.discounts.generate.run"),
-        ("c", "delivery-customization", "cart.delivery-options.transform.run"),
-    ],
-)
-def test_init_templates_are_the_examples(language: str, example: str, target: str) -> None:
-    template = TEMPLATES / language / "targets" / target
-    files = sorted(p.relative_to(template) for p in template.rglob("*") if p.is_file())
-    assert files
-    for relative in files:
-        assert (template / relative).read_bytes() == (EXAMPLES[example] / relative).read_bytes()
-    base = TEMPLATES / language / "base"
-    for shared in ("src/json.c", "src/json.h", ".cargo/config.toml"):
-        if (base / shared).exists():
-            assert (base / shared).read_bytes() == (EXAMPLES[example] / shared).read_bytes()
+@pytest.mark.parametrize("language", ["rust", "c"])
+def test_init_starts_from_the_examples_own_sources(language: str, tmp_path: Path) -> None:
+    example = TEMPLATE_EXAMPLES[language]
+    source = EXAMPLES[example.name]
+    # For the example's target: the complete function, its fixtures and its query.
+    started = create_project("Mine", example.target, language, tmp_path / "mine")
+    assert started.starter == "example"
+    for part in EXAMPLE_PARTS:
+        for path in [source / part] if (source / part).is_file() else (source / part).rglob("*"):
+            if path.is_file():
+                relative = path.relative_to(source)
+                assert (started.root / relative).read_bytes() == path.read_bytes(), relative
+    # For any other target: the generic starter, with the files the language shares.
+    other = "cart.validations.generate.run"
+    generic = create_project("Other", other, language, tmp_path / "other")
+    assert generic.starter == "generic"
+    for shared in example.shared:
+        for path in (
+            [source / shared] if (source / shared).is_file() else (source / shared).rglob("*")
+        ):
+            relative = path.relative_to(source)
+            assert (generic.root / relative).read_bytes() == path.read_bytes(), relative
+    assert other in (generic.root / "cartwheel.toml").read_text()
 
 
 @pytest.mark.slow
