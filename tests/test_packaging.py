@@ -4,6 +4,7 @@ starts from (`functions_sdk.templates`, pyproject.toml's force-include)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
@@ -27,7 +28,12 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         check=False,
     )
     assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = out.glob("cartwheel-*.whl")
+    (found,) = out.glob("cartwheel-*.whl")
+    return found
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel: Path) -> set[str]:
     return set(zipfile.ZipFile(wheel).namelist())
 
 
@@ -68,3 +74,60 @@ def test_the_wheel_ships_the_example_sources_init_starts_from(
         n for n in wheel_names if n.startswith(f"functions_sdk/templates/examples/{example.name}/")
     }
     assert carried == expected
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_migrates_and_scaffolds_outside_the_source_tree(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """The wheel's packages installed on their own (first on the path, so this checkout's
+    editable install is not what runs) and used from a folder outside the repository."""
+    site = tmp_path / "site"
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    script = f"""
+import sys
+from pathlib import Path
+import cartwheel, functions_sdk
+assert Path(cartwheel.__file__).is_relative_to({str(site)!r}), cartwheel.__file__
+assert Path(functions_sdk.__file__).is_relative_to({str(site)!r}), functions_sdk.__file__
+from cartwheel.cli import main
+sys.argv = ["cartwheel", "db", "upgrade", "--database-url", "sqlite:///{work}/c.db"]
+try:
+    main()
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+from functions_sdk.templates import create_project
+made = create_project("VIP", "cart.lines.discounts.generate.run", "rust", Path("vip"))
+assert made.starter == "example"
+print(sorted(str(p.relative_to(made.root)) for p in made.files))
+"""
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    ran = subprocess.run(
+        [sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "database at head" in ran.stdout
+    made = work / "vip"
+    example = ROOT / "examples" / "discount-function"
+    for relative in ("src/discount.rs", "src/main.rs", ".cargo/config.toml", "input.graphql"):
+        assert (made / relative).read_bytes() == (example / relative).read_bytes()
+    assert (made / "Cargo.toml").is_file()
+    assert (made / "fixtures" / "tier-reached.json").is_file()
