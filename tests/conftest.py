@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -189,3 +189,28 @@ def migrated_pg_url(pg_engine) -> Iterator[str]:  # type: ignore[no-untyped-def]
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         with pg_engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def drop_connections(pg_url: str) -> Iterator[Callable[[str], int]]:
+    """A function that terminates PostgreSQL's backends of every connection opened with
+    a given `application_name` (put it in the app's database URL), as a database restart
+    does to a pool's idle connections. It returns how many it terminated."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    engine = sa.create_engine(pg_url, poolclass=NullPool)
+
+    def drop(application_name: str) -> int:
+        with engine.connect() as conn:
+            terminated: int = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": application_name},
+            ).scalar_one()
+        return terminated
+
+    yield drop
+    engine.dispose()

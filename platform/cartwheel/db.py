@@ -11,9 +11,8 @@ Dead connections are handled optimistically, not with a ping before every checko
 (``pool_pre_ping``: a round trip per request, ≈ 10 % of a checkout's database work):
 the first statement that meets a connection the server dropped fails with
 ``connection_invalidated``, and SQLAlchemy then discards every connection of the pool
-opened before it, so one request per process sees the restart. The storefront retries
-such a request once (`cartwheel.storefront`); the admin API answers it 503
-DATABASE_UNAVAILABLE, which clients retry.
+opened before it. The storefront and the admin API run such a request again once, on a
+fresh connection (`cartwheel.storefront`, `cartwheel.api.context`): nothing had run.
 """
 
 from __future__ import annotations

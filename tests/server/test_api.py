@@ -5,7 +5,7 @@ the upload limit, /healthz, /metrics, GraphiQL's page, and the store-data fields
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -853,3 +853,20 @@ def test_list_pages_cost_a_constant_number_of_statements(api: Api) -> None:
     few = page_cost()
     add_products(2, 12)
     assert page_cost() == few, statements
+
+
+def test_a_request_on_a_connection_the_database_dropped_is_retried_once(
+    migrated_pg_url: str, tmp_path: Path, drop_connections: Callable[[str], int]
+) -> None:
+    a, _ = seed_tenants(migrated_pg_url)
+    url = migrated_pg_url + "?application_name=admin-dropped"
+    with bare_api(tmp_path, url) as client:
+        headers = {"Authorization": f"Bearer {a.admin}"}
+        first = client.post("/graphql", json={"query": SHOP}, headers=headers)
+        assert first.json()["data"]["shop"]["handle"] == "shop-a"
+        # The pool's idle connections die (a database restart); none is pinged before
+        # use, so the next request's first statement meets a dead one.
+        assert drop_connections("admin-dropped") >= 1
+        again = client.post("/graphql", json={"query": SHOP}, headers=headers)
+        assert again.status_code == 200
+        assert again.json() == first.json()

@@ -6,7 +6,7 @@ import dataclasses
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from cartwheel.api.testclient import AppClient
 from cartwheel.app import create_app
@@ -330,7 +329,9 @@ def test_storefront_threads_setting() -> None:
         Settings.from_env({"CARTWHEEL_STOREFRONT_THREADS": "0"})
 
 
-def test_a_checkout_on_a_connection_the_database_dropped_is_retried_once(env: Env) -> None:
+def test_a_checkout_on_a_connection_the_database_dropped_is_retried_once(
+    env: Env, drop_connections: Callable[[str], int]
+) -> None:
     cart = env.post("/storefront/carts", {"lines": [{"merchandiseId": env.variants[0]}]})
     key = cart.json()["id"].rsplit("/", 1)[1]
     tagged = dataclasses.replace(
@@ -342,18 +343,7 @@ def test_a_checkout_on_a_connection_the_database_dropped_is_retried_once(env: En
         assert first.status_code == 200
         # This app's pooled connections die while idle (as in a database restart); no
         # connection is pinged before use, so the next request meets a dead one first.
-        engine = make_engine(env.settings)
-        try:
-            with engine.connect() as conn:
-                killed = conn.execute(
-                    sa.text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'dropped'"
-                    )
-                ).scalar_one()
-        finally:
-            engine.dispose()
-        assert killed >= 1
+        assert drop_connections("dropped") >= 1
         again = client.post(path, headers=env.storefront)
         assert again.status_code == 200, again.text
         assert again.json()["totals"] == first.json()["totals"]
