@@ -49,7 +49,7 @@ from cartwheel.api.context import bearer_token
 from cartwheel.api.errors import INTERNAL_ERROR_MESSAGE
 from cartwheel.api.schema import build_schema
 from cartwheel.api.view import AdminGraphQL, graphql_error_response
-from cartwheel.db import make_engine, session_factory
+from cartwheel.db import make_engine, retry_on_dropped_connection, session_factory
 from cartwheel.deploy import Deployer
 from cartwheel.errors import DatabaseUnavailableError, PayloadTooLargeError
 from cartwheel.jobs import deploy_queue
@@ -336,7 +336,8 @@ async def healthz(request: Request) -> Response:
             conn.execute(sa.text("SELECT 1"))
 
     try:
-        await anyio.to_thread.run_sync(ping_db)
+        # A pooled connection the database dropped (a restart) is not an outage.
+        await anyio.to_thread.run_sync(retry_on_dropped_connection, ping_db)
         checks["database"] = "ok"
     except Exception as exc:
         logger.warning("health check: database unreachable: %s", exc)

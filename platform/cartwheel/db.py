@@ -11,17 +11,18 @@ Dead connections are handled optimistically, not with a ping before every checko
 (``pool_pre_ping``: a round trip per request, ≈ 10 % of a checkout's database work):
 the first statement that meets a connection the server dropped fails with
 ``connection_invalidated``, and SQLAlchemy then discards every connection of the pool
-opened before it. The storefront and the admin API run such a request again once, on a
-fresh connection (`cartwheel.storefront`, `cartwheel.api.context`): nothing had run.
+opened before it. Request paths run such work again once on a fresh connection
+(`retry_on_dropped_connection`: the storefront, the admin API's authentication, the
+health check).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -31,6 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cartwheel.errors import DatabaseNotReadyError
 from cartwheel.settings import Settings
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 """How long a SQLite writer waits for the lock before failing with "database is locked"."""
@@ -118,6 +121,30 @@ def autocommit_session_factory(engine: Engine) -> sessionmaker[Session]:
     if is_sqlite(engine.url):
         return session_factory(engine)
     return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+def retry_on_dropped_connection(
+    run: Callable[[], T],
+    *,
+    first_statement: Callable[[], bool] = lambda: True,
+    reset: Callable[[], None] = lambda: None,
+) -> T:
+    """`run()`, and once more if it failed on a pooled connection the database had dropped
+    while it sat idle (`connection_invalidated`; SQLAlchemy has then discarded the pool's
+    older connections, so the second try gets a fresh one).
+
+    Only a failure of `run`'s first statement is retried (nothing ran before it):
+    `first_statement()` answers that after the failure. `reset()` runs before the second
+    try (close the session that held the dead connection). Any other error, or a second
+    failure, propagates.
+    """
+    try:
+        return run()
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated or not first_statement():
+            raise
+    reset()
+    return run()
 
 
 @contextmanager

@@ -34,7 +34,6 @@ from typing import Any
 import anyio
 import orjson
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,7 +41,7 @@ from starlette.routing import Mount, Route
 
 from cartwheel.apply import PricedCheckout
 from cartwheel.checkout import CheckoutPipeline, CheckoutResult
-from cartwheel.db import autocommit_session_factory
+from cartwheel.db import autocommit_session_factory, retry_on_dropped_connection
 from cartwheel.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -195,16 +194,12 @@ class Storefront:
     def _in_session(
         self, handler: Callable[[_Call], tuple[int, Any]], call: _Call, reads_only: bool
     ) -> tuple[int, Any]:
-        try:
-            return self._in_session_once(handler, call, reads_only)
-        except DBAPIError as exc:
-            # The first statement met a pooled connection the database dropped while it
-            # sat idle (a restart, an idle timeout): SQLAlchemy has discarded the pool's
-            # older connections, nothing ran yet, so the request runs again once on a
-            # new one (`cartwheel.db` pings no connection before use).
-            if not exc.connection_invalidated or call.context is not None:
-                raise
-            return self._in_session_once(handler, call, reads_only)
+        # A dead pooled connection (a database restart) fails the first statement, the
+        # token lookup: the request then runs again once on a fresh connection.
+        return retry_on_dropped_connection(
+            lambda: self._in_session_once(handler, call, reads_only),
+            first_statement=lambda: call.context is None,
+        )
 
     def _in_session_once(
         self, handler: Callable[[_Call], tuple[int, Any]], call: _Call, reads_only: bool

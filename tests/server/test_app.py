@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,15 @@ def test_startup_objects_are_frozen_while_the_app_runs(
         # The schema, the registry and every module: out of the collector's full passes.
         assert gc.get_freeze_count() > 50_000
     assert gc.get_freeze_count() == 0
+
+
+def test_health_check_is_not_fooled_by_a_connection_the_database_dropped(
+    migrated_pg_url: str, tmp_path: Path, drop_connections: Callable[[str], int]
+) -> None:
+    url = migrated_pg_url + "?application_name=health-dropped"
+    with AppClient(create_app(Settings(database_url=url, data_dir=tmp_path))) as client:
+        assert client.get("/healthz").status_code == 200
+        assert drop_connections("health-dropped") >= 1
+        again = client.get("/healthz")
+        assert again.status_code == 200, again.text
+        assert again.json()["checks"] == {"database": "ok"}

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cartwheel.db import retry_on_dropped_connection
 from cartwheel.errors import AuthenticationError, PermissionDeniedError
 from cartwheel.tenancy import ShopScope, TokenContext, authenticate
 
@@ -64,17 +64,12 @@ class AdminContext:
                     "This field needs an API token: send 'Authorization: Bearer <token>'. "
                     "Create one with `cartwheel token create`."
                 )
-            try:
-                self._auth = authenticate(self.session, self.token)
-            except DBAPIError as exc:
-                # The request's first statement met a pooled connection the database
-                # dropped while it sat idle (`cartwheel.db` pings none before use):
-                # SQLAlchemy discarded the pool's older connections and nothing ran
-                # yet, so authenticate again on a fresh one.
-                if not exc.connection_invalidated:
-                    raise
-                self.close()
-                self._auth = authenticate(self.session, self.token)
+            token = self.token
+            # The request's first statement: on a pooled connection the database dropped
+            # (a restart), it runs again once in a fresh session.
+            self._auth = retry_on_dropped_connection(
+                lambda: authenticate(self.session, token), reset=self.close
+            )
             if self.session.dirty:
                 # `authenticate` recorded the token's use: commit it now, before any
                 # resolver writes, so read-only requests keep it and a failed mutation
