@@ -160,6 +160,12 @@ def _node(i: m.FunctionInstance, metafields: list[m.Metafield]) -> Any:
     return CartTransform.from_model(i, metafields)
 
 
+def _instances_of_kind(info: Info_, kind: m.InstanceKind) -> list[Any]:
+    """The GraphQL nodes of the shop's instances of `kind`."""
+    scope = info.context.scope
+    return _instance_nodes(scope, scope.list(m.FunctionInstance, m.FunctionInstance.kind == kind))
+
+
 def _instance(scope: ShopScope, id: str, kind: m.InstanceKind | None) -> m.FunctionInstance:
     instance = scope.get(m.FunctionInstance, id)
     if kind is not None and instance.kind is not kind:
@@ -297,41 +303,23 @@ class FunctionsQuery:
 
     @field(ADMIN, description="The shop's discounts.")
     def discounts(self, info: Info_) -> list[Discount]:
-        scope = info.context.scope
-        rows = scope.list(m.FunctionInstance, m.FunctionInstance.kind == m.InstanceKind.DISCOUNT)
-        return _instance_nodes(scope, rows)
+        return _instances_of_kind(info, m.InstanceKind.DISCOUNT)
 
     @field(ADMIN, description="The shop's delivery customizations.")
     def delivery_customizations(self, info: Info_) -> list[DeliveryCustomization]:
-        scope = info.context.scope
-        rows = scope.list(
-            m.FunctionInstance,
-            m.FunctionInstance.kind == m.InstanceKind.DELIVERY_CUSTOMIZATION,
-        )
-        return _instance_nodes(scope, rows)
+        return _instances_of_kind(info, m.InstanceKind.DELIVERY_CUSTOMIZATION)
 
     @field(ADMIN, description="The shop's payment customizations.")
     def payment_customizations(self, info: Info_) -> list[PaymentCustomization]:
-        scope = info.context.scope
-        rows = scope.list(
-            m.FunctionInstance,
-            m.FunctionInstance.kind == m.InstanceKind.PAYMENT_CUSTOMIZATION,
-        )
-        return _instance_nodes(scope, rows)
+        return _instances_of_kind(info, m.InstanceKind.PAYMENT_CUSTOMIZATION)
 
     @field(ADMIN, description="The shop's validations.")
     def validations(self, info: Info_) -> list[Validation]:
-        scope = info.context.scope
-        rows = scope.list(m.FunctionInstance, m.FunctionInstance.kind == m.InstanceKind.VALIDATION)
-        return _instance_nodes(scope, rows)
+        return _instances_of_kind(info, m.InstanceKind.VALIDATION)
 
     @field(ADMIN, description="The shop's cart transforms.")
     def cart_transforms(self, info: Info_) -> list[CartTransform]:
-        scope = info.context.scope
-        rows = scope.list(
-            m.FunctionInstance, m.FunctionInstance.kind == m.InstanceKind.CART_TRANSFORM
-        )
-        return _instance_nodes(scope, rows)
+        return _instances_of_kind(info, m.InstanceKind.CART_TRANSFORM)
 
     @field(
         ADMIN,
