@@ -161,15 +161,6 @@ class Supervisor:
         logger.info("Stopping parent process [%d]", os.getpid())
         return status
 
-    def stop(self) -> None:
-        """Ask the supervisor to stop its workers and return from `run`."""
-        self._stop.set()
-
-    @property
-    def pids(self) -> list[int]:
-        """The workers' process ids (for operators and tests)."""
-        return [w.process.pid for w in self._workers if w.process.pid is not None]
-
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
 

@@ -311,13 +311,6 @@ class ShopScope:
             self._shop = shop
         return self._shop
 
-    def adopt_shop(self, shop: Shop) -> None:
-        """Use `shop`, loaded by a statement of the caller (e.g. joined to a cart), as
-        `shop`, which then needs no query of its own. It must be this scope's shop."""
-        if shop.id != self.shop_id:
-            raise ValueError(f"shop {shop.id} is not the scope's shop {self.shop_id}")
-        self._shop = shop
-
     def update_shop(self, **values: Any) -> Shop:
         """Change the shop's own settings (name, currency, time zone, country, language)."""
         allowed = {"name", "currency_code", "timezone", "country_code", "language_code"}
